@@ -1,0 +1,25 @@
+# `make demo` runs the main job, `make test` the test suite; each first builds .venv if needed.
+PYTHON ?= python3
+VENV := .venv
+# On these machines `torch==2.13.0` is a CPU wheel on local disk; elsewhere pick the build you need,
+# e.g. `make test TORCH=torch` (any torch >= 2.13 works).
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet "$(TORCH)"
+	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/python scripts/demo.py
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) out
