@@ -4,7 +4,11 @@ This file is copied next to every saved checkpoint (``trust_remote_code``), so i
 only installed packages and its sibling `configuration_loopy`.
 """
 
+import threading
+from contextlib import contextmanager, nullcontext
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
@@ -15,6 +19,39 @@ from transformers.modeling_outputs import BaseModelOutputWithPoolingAndNoAttenti
 from .configuration_loopy import LoopyConfig
 
 
+_recomputing = threading.local()
+
+
+@contextmanager
+def _batch_norm_statistics_frozen():
+    """Active while gradient checkpointing recomputes an unroll in the backward pass."""
+    _recomputing.active = True
+    try:
+        yield
+    finally:
+        _recomputing.active = False
+
+
+def _checkpoint_contexts():
+    return nullcontext(), _batch_norm_statistics_frozen()
+
+
+class LoopyBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose running statistics are updated once per forward, even under gradient checkpointing.
+
+    The recomputation normalizes with the same batch statistics but leaves the running ones alone; without
+    this, every checkpointed unroll would move its running mean and variance twice per step.
+    """
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        if self.training and getattr(_recomputing, "active", False):
+            # Momentum 0 keeps the running statistics as they are, with the same op (and saved tensors) as forward.
+            return F.batch_norm(
+                hidden_state, self.running_mean, self.running_var, self.weight, self.bias, True, 0.0, self.eps
+            )
+        return super().forward(hidden_state)
+
+
 class LoopyConvLayer(nn.Module):
     """conv (stride 1, same padding) -> BatchNorm -> activation, with one BatchNorm per use when not shared."""
 
@@ -22,7 +59,7 @@ class LoopyConvLayer(nn.Module):
         super().__init__()
         self.convolution = nn.Conv2d(in_channels, out_channels, config.kernel_size, padding=config.kernel_size // 2)
         self.normalization = (
-            nn.ModuleList(nn.BatchNorm2d(out_channels, eps=config.batch_norm_eps) for _ in range(num_norms))
+            nn.ModuleList(LoopyBatchNorm2d(out_channels, eps=config.batch_norm_eps) for _ in range(num_norms))
             if config.normalization == "batch_norm"
             else None
         )
@@ -145,6 +182,20 @@ class LoopyPreTrainedModel(PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _no_split_modules = ["LoopyEncoder"]
+
+    def _set_gradient_checkpointing(self, enable: bool = True, gradient_checkpointing_func=None, every_n_layers=1):
+        """Checkpoint each unroll; the recomputation must not update BatchNorm running statistics a second time."""
+        checkpoint_func = gradient_checkpointing_func or torch.utils.checkpoint.checkpoint
+        if getattr(checkpoint_func, "keywords", {}).get("use_reentrant", False):
+            raise ValueError(
+                "gradient_checkpointing_kwargs={'use_reentrant': True} is not supported by loopy models; allowed: "
+                "use_reentrant=False (the default), which lets BatchNorm statistics be updated once per step"
+            )
+
+        def checkpoint_unroll(function, *args, **kwargs):
+            return checkpoint_func(function, *args, context_fn=_checkpoint_contexts, **kwargs)
+
+        super()._set_gradient_checkpointing(enable, checkpoint_unroll, every_n_layers)
 
     def _init_weights(self, module: nn.Module) -> None:
         """The paper's init: Glorot-uniform with ReLU gain for convs, Glorot-uniform for the classifier, zero biases."""
