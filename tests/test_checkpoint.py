@@ -155,7 +155,7 @@ def test_pipeline_classifies_real_mnist_digits(mnist_checkpoint, mnist_test_rows
     assert all(p[0]["label"] in [str(d) for d in range(10)] for p in predictions)
 
 
-def test_save_checkpoint_replaces_a_folder_only_when_complete(cifar_checkpoint, tmp_path, monkeypatch):
+def test_save_checkpoint_keeps_the_old_files_when_a_save_fails(cifar_checkpoint, tmp_path, monkeypatch):
     model, _ = cifar_checkpoint
     folder = tmp_path / "ckpt"
     save_checkpoint(model, folder)
