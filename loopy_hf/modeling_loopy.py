@@ -166,12 +166,12 @@ class LoopyEncoder(nn.Module):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         loop_input = self.before_loop(pixel_values)
         loop_output = None
-        unroll_outputs = ()
+        unroll_outputs = () if output_hidden_states else None
         for unroll in range(num_unrolls):
             loop_output = self.loop(loop_input, loop_output, unroll)
-            unroll_outputs += (loop_output,)
-        last_hidden_state = self.after_loop(loop_output)
-        return last_hidden_state, (unroll_outputs if output_hidden_states else None)
+            if output_hidden_states:
+                unroll_outputs += (loop_output,)
+        return self.after_loop(loop_output), unroll_outputs
 
 
 class LoopyPreTrainedModel(PreTrainedModel):

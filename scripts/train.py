@@ -59,7 +59,9 @@ def build_config(model_args, id2label: dict[int, str]):
     """The model's config: a preset or JSON (from scratch) or a checkpoint's (fine-tuning), for these labels."""
     if (model_args.config_name is None) == (model_args.model_name_or_path is None):
         raise ValueError("give exactly one of --config_name (train from scratch) and --model_name_or_path (fine-tune)")
-    labels = {"id2label": id2label, "label2id": {name: i for i, name in id2label.items()}, "num_labels": len(id2label)}
+    # A ClassLabel column means one class per image; stating it keeps the loss choice out of the compiled forward.
+    labels = {"id2label": id2label, "label2id": {name: i for i, name in id2label.items()}, "num_labels": len(id2label),
+              "problem_type": "single_label_classification"}
     overrides = {"num_unrolls": model_args.num_unrolls} if model_args.num_unrolls else {}
     if model_args.model_name_or_path:
         return AutoConfig.from_pretrained(
