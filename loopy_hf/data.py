@@ -94,7 +94,7 @@ def decode_images(dataset: Dataset, image_column: str, label_column: str, num_ch
     pixels = decoded.data.column("pixels").combine_chunks().storage.flatten().flatten().flatten().to_numpy()
     labels = decoded.data.column("labels").to_numpy()
     pixels = torch.from_numpy(pixels.reshape(len(decoded), num_channels, height, width).copy())  # into RAM, writable
-    return pixels, torch.from_numpy(labels).long()
+    return pixels, torch.tensor(labels, dtype=torch.long)
 
 
 class DecodedImages(torch.utils.data.Dataset):

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None, callbacks: tuple = ()) -> dict:
     model_args, data_args, training_args = parse_training_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
                         handlers=[logging.StreamHandler(sys.stdout)])
-    logger.setLevel(training_args.get_process_log_level())
+    logger.setLevel(logging.INFO if training_args.should_log else logging.WARNING)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     set_seed(training_args.seed)
 
