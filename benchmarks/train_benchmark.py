@@ -17,7 +17,6 @@ Writes `<output_dir>/train_benchmark_<device>.json` and `.md`. On a GPU it train
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -29,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 from PIL import Image, ImageOps
 from transformers import TrainerCallback, pipeline
 from transformers.utils import logging as transformers_logging
@@ -37,10 +35,12 @@ from transformers.utils import logging as transformers_logging
 from loopy_hf import LoopyForImageClassification, count_flops, image_processor_for, load_preset, save_checkpoint
 from loopy_hf.augmentation import BatchTransform
 from loopy_hf.data import DecodedImages, collate_batch, decode_images, load_train_validation
+from loopy_hf.machine import describe_machine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import train as train_script  # noqa: E402
+from readme_sections import write_section  # noqa: E402
 
 PRESET = "loopy"
 BATCH_SIZE = 64          # images per optimizer step in both training paths
@@ -54,12 +54,6 @@ MEMORY_BATCH_SIZE = 32
 def device_settings() -> dict:
     gpu = torch.cuda.is_available()
     return {"device": "cuda" if gpu else "cpu", "bf16": gpu, "torch_compile": True, "channels_last": True}
-
-
-def machine() -> str:
-    name = torch.cuda.get_device_name() if torch.cuda.is_available() else (platform.processor() or "CPU")
-    return (f"{name}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
-            f"transformers {transformers.__version__}")
 
 
 def matmul_gflops(size: int = 2048, seconds: float = 3.0) -> float:
@@ -250,6 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset_name", default=str(REPO_ROOT.parent / "shared" / "data" / "cifar10"))
     parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "results"))
+    parser.add_argument("--write_readme", action="store_true", help="also put the table into README.md")
     parser.add_argument("--memory_probe", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_probe:
@@ -258,7 +253,7 @@ def main() -> None:
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     settings = device_settings()
-    results = {"machine": machine(), "settings": settings, "preset": PRESET, "batch_size": BATCH_SIZE}
+    results = {"machine": describe_machine(), "settings": settings, "preset": PRESET, "batch_size": BATCH_SIZE}
 
     splits, image_column, label_column, _ = load_train_validation(
         args.dataset_name, max_train_samples=BATCH_SIZE * (WARMUP_STEPS + TIMED_STEPS), max_eval_samples=2048
@@ -300,6 +295,8 @@ def main() -> None:
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))
+    if args.write_readme:
+        write_section("benchmark", markdown(results))
 
 
 if __name__ == "__main__":

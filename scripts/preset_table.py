@@ -7,12 +7,12 @@
 
 import argparse
 import sys
-from pathlib import Path
+
+from readme_sections import README, with_section
 
 from loopy_hf import count_flops, count_parameters, list_presets, load_preset
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- preset-table:start -->", "<!-- preset-table:end -->"
+SECTION = "preset-table"
 
 
 def channels(sizes: list[int]) -> str:
@@ -51,14 +51,6 @@ def preset_table() -> str:
     return "\n".join(rows)
 
 
-def readme_with_table(readme: str, table: str) -> str:
-    if START not in readme or END not in readme:
-        raise ValueError(f"README.md needs the markers {START} and {END} around the preset table")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{table}\n{END}{tail}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
@@ -71,7 +63,7 @@ def main() -> int:
         print(table)
         return 0
     readme = README.read_text()
-    updated = readme_with_table(readme, table)
+    updated = with_section(readme, SECTION, table)
     if args.check:
         if updated != readme:
             print("README.md's preset table is out of date: run python scripts/preset_table.py --write")

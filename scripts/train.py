@@ -15,7 +15,6 @@ and a model card (README.md).
 
 import json
 import logging
-import platform
 import shutil
 import sys
 import time
@@ -30,6 +29,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from loopy_hf import LoopyConfig, LoopyForImageClassification, image_processor_for, load_preset, save_checkpoint
 from loopy_hf.augmentation import BatchTransform
 from loopy_hf.data import DecodedImages, collate_batch, decode_images, load_train_validation
+from loopy_hf.machine import describe_machine
 from loopy_hf.model_card import TRAINING_RUN_FILE, render_model_card
 from loopy_hf.recipes import parse_training_arguments
 from loopy_hf.training_plots import plot_training_curves
@@ -88,12 +88,6 @@ def check_image_size(config, image, dataset_name: str) -> None:
 def compute_accuracy(eval_prediction) -> dict:
     predictions = np.asarray(eval_prediction.predictions).argmax(-1)
     return {"accuracy": float((predictions == np.asarray(eval_prediction.label_ids)).mean())}
-
-
-def machine_description() -> str:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{platform.processor() or 'CPU'}"
-    return (f"{device}, {torch.get_num_threads()} threads, {platform.system()} {platform.machine()}, "
-            f"torch {torch.__version__}, transformers {transformers.__version__}")
 
 
 def main(argv: list[str] | None = None, callbacks: tuple = ()) -> dict:
@@ -185,7 +179,7 @@ def training_run_record(recipe, model_args, data_args, args, trainer, train_data
         "augmentation": data_args.augmentation if data_args.augmentation != "none" else "none",
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32", "torch_compile": args.torch_compile,
         "seed": args.seed, "wall_time": f"{wall_time / 60:.1f} min" if wall_time >= 60 else f"{wall_time:.0f} s", "wall_time_seconds": round(wall_time, 1),
-        "machine": f"{machine_description()}, {args.world_size} process(es)",
+        "machine": f"{describe_machine()}, {args.world_size} process(es)",
         "validation_accuracy": f"{max(history, default=eval_metrics['eval_accuracy']):.2%}",
         "final_eval": eval_metrics,
     }

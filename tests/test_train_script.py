@@ -77,13 +77,16 @@ def no_image_dataset(tmp_path: Path) -> str:
     return str(folder)
 
 
-@pytest.mark.parametrize("case", ["unknown_preset", "no_image_column", "image_size", "recipe_key", "both_models"])
+@pytest.mark.parametrize(
+    "case", ["unknown_preset", "no_image_column", "no_label_column", "image_size", "recipe_key", "both_models"]
+)
 def test_bad_input_stops_before_training(case, tiny_config, tmp_path):
     output_dir = tmp_path / "out"
     args = quick_args(tiny_config, output_dir)
     expected = {
         "unknown_preset": (["--config_name", "lopy"], "preset='lopy' is unknown; allowed: "),
         "no_image_column": (["--dataset_name", no_image_dataset(tmp_path)], "has no image column"),
+        "no_label_column": (["--dataset_name", CIFAR, "--label_column_name", "fine_label"], "has no label column"),
         "image_size": (["--dataset_name", str(DATA_DIR / "mnist")], "are 28x28 but the model's flatten head expects"),
         "recipe_key": ([], "unknown keys \\['learning_rat'\\]"),
         "both_models": (["--model_name_or_path", "lnn/loopy-cifar10"], "give exactly one of --config_name"),
@@ -164,13 +167,22 @@ SAVE_RANK_WEIGHTS = """
 """
 
 
-def test_two_processes_train_the_same_weights(tiny_config, tmp_path):
+LAUNCHERS = {
+    "torchrun": ["torchrun", "--standalone", "--nproc_per_node", "2"],
+    # accelerate's multi-process launcher also serves CPUs; the script's --use_cpu picks gloo.
+    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_two_processes_train_the_same_weights(launcher, tiny_config, tmp_path):
     """DDP on CPU (gloo): every parameter is the same on both ranks. BatchNorm running statistics are per rank
     between DDP's buffer broadcasts (as for any BatchNorm model); the saved checkpoint holds rank 0's."""
     output_dir = tmp_path / "ddp"
     args = quick_args(tiny_config, output_dir, "--max_steps", "3", "--ddp_backend", "gloo", "--eval_strategy", "no")
-    torchrun = str(Path(sys.executable).parent / "torchrun")
-    result = run_script(SAVE_RANK_WEIGHTS.format(args=args), tmp_path, torchrun, "--standalone", "--nproc_per_node", "2")
+    command = [str(Path(sys.executable).parent / LAUNCHERS[launcher][0]), *LAUNCHERS[launcher][1:]]
+    result = run_script(SAVE_RANK_WEIGHTS.format(args=args), tmp_path, *command)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys() and len(ranks[0]) > 0
