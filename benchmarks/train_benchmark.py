@@ -15,6 +15,7 @@ Writes `<output_dir>/train_benchmark_<device>.json` and `.md`. On a GPU it train
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -38,9 +39,18 @@ from loopy_hf.data import DecodedImages, collate_batch, decode_images, load_trai
 from loopy_hf.machine import describe_machine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import train as train_script  # noqa: E402
-from readme_sections import write_section  # noqa: E402
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module (scripts/ stays off sys.path: its evaluate.py would shadow `evaluate`)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_script = load_script("train")
+write_section = load_script("readme_sections").write_section
 
 PRESET = "loopy"
 BATCH_SIZE = 64          # images per optimizer step in both training paths

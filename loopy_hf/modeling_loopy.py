@@ -340,5 +340,16 @@ class LoopyForImageClassification(LoopyPreTrainedModel):
             return (loss, *output) if loss is not None else output
         return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
+    @torch.no_grad()
+    def logits_per_unroll(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Logits after each unroll 1..k from one forward pass, shape `(num_unrolls, batch_size, num_labels)`.
+
+        Entry t equals `forward(pixel_values, num_unrolls=t + 1).logits` in eval mode (the anytime curve), at the
+        cost of one forward pass plus the layers after the loop and the head per unroll.
+        """
+        outputs = self.loopy(pixel_values, output_hidden_states=True, return_dict=True)
+        after_loop, pooler = self.loopy.encoder.after_loop, self.loopy.pooler
+        return torch.stack([self.classifier(pooler(after_loop(hidden))) for hidden in outputs.hidden_states])
+
 
 __all__ = ["LoopyPreTrainedModel", "LoopyModel", "LoopyForImageClassification"]

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny configs, real CIFAR-10 / MNIST images from ../shared/data, offline Hub settings."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -41,3 +42,12 @@ def mnist_test_rows() -> list[dict]:
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+def load_script(name: str):
+    """Import scripts/<name>.py as a module without putting scripts/ on sys.path (its evaluate.py would shadow
+    the `evaluate` library)."""
+    spec = importlib.util.spec_from_file_location(f"loopy_script_{name}", REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -272,3 +272,14 @@ def test_torch_compile_gives_the_same_logits():
     torch.testing.assert_close(compiled(pixel_values).logits, expected, rtol=1e-5, atol=1e-5)
     # No recompilation per sample or per call: a second batch reuses the graph.
     torch.testing.assert_close(compiled(pixel_values * 2).logits, model(pixel_values * 2).logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["add", "inner_loop", "untied"])
+def test_logits_per_unroll_equal_anytime_forwards(case):
+    model = tiny_model(**SEMANTICS_CASES[case]).eval()
+    randomize_batch_norms(model)
+    pixel_values = torch.randn(3, 3, 8, 8)
+    per_unroll = model.logits_per_unroll(pixel_values)
+    assert per_unroll.shape == (model.config.num_unrolls, 3, 5)
+    for t in range(model.config.num_unrolls):
+        torch.testing.assert_close(per_unroll[t], model(pixel_values, num_unrolls=t + 1).logits, rtol=1e-5, atol=1e-5)

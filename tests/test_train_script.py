@@ -13,10 +13,9 @@ from datasets import ClassLabel, Dataset, Features, Value
 from safetensors.torch import load_file
 from transformers import AutoImageProcessor, pipeline
 
-from conftest import DATA_DIR, REPO_ROOT
+from conftest import DATA_DIR, REPO_ROOT, load_script
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import train  # noqa: E402
+train = load_script("train")
 
 CIFAR = str(DATA_DIR / "cifar10")
 TINY_MODEL = {"model_type": "loopy", "hidden_sizes": [8, 3], "num_unrolls": 2, "image_size": 32}
@@ -113,17 +112,24 @@ def test_finished_output_folder_is_not_overwritten_unless_asked(tiny_config, tmp
     assert (output_dir / "model.safetensors").read_bytes() != weights
 
 
+LOAD_TRAIN = (
+    "import importlib.util; spec = importlib.util.spec_from_file_location('train', "
+    f"{str(REPO_ROOT / 'scripts' / 'train.py')!r}); train = importlib.util.module_from_spec(spec); "
+    "spec.loader.exec_module(train)"
+)
+
+
 def run_script(script: str, cwd: Path, *launcher: str) -> subprocess.CompletedProcess:
     path = cwd / "run_train.py"
     path.write_text(textwrap.dedent(script))
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "scripts"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([*launcher, str(path)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 CRASH_AFTER_FIRST_CHECKPOINT = """
     import os
     from transformers import TrainerCallback
-    import train
+    {load_train}
 
     class CrashAfterCheckpoint(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -140,11 +146,13 @@ def test_resumed_run_ends_with_the_same_weights(tiny_config, tmp_path):
     finals = {}
     for name, crash in (("uninterrupted", False), ("resumed", True)):
         args = quick_args(tiny_config, tmp_path / name, "--augmentation", "crop_flip", "--eval_strategy", "no")
-        result = run_script(CRASH_AFTER_FIRST_CHECKPOINT.format(args=args, crash=crash), tmp_path, sys.executable)
+        script = CRASH_AFTER_FIRST_CHECKPOINT.format(args=args, crash=crash, load_train=LOAD_TRAIN)
+        result = run_script(script, tmp_path, sys.executable)
         if crash:
             assert result.returncode == 17, result.stderr[-2000:]
             assert (tmp_path / name / "checkpoint-2").is_dir() and not (tmp_path / name / "model.safetensors").exists()
-            result = run_script(CRASH_AFTER_FIRST_CHECKPOINT.format(args=args, crash=False), tmp_path, sys.executable)
+            script = CRASH_AFTER_FIRST_CHECKPOINT.format(args=args, crash=False, load_train=LOAD_TRAIN)
+            result = run_script(script, tmp_path, sys.executable)
             assert "Resuming from" in result.stdout + result.stderr
         assert result.returncode == 0, result.stderr[-2000:]
         finals[name] = load_file(tmp_path / name / "model.safetensors")
@@ -156,7 +164,7 @@ SAVE_RANK_WEIGHTS = """
     import torch.distributed as dist
     from safetensors.torch import save_file
     from transformers import TrainerCallback
-    import train
+    {load_train}
 
     class SaveRankWeights(TrainerCallback):
         def on_train_end(self, args, state, control, model=None, **kwargs):
@@ -182,7 +190,7 @@ def test_two_processes_train_the_same_weights(launcher, tiny_config, tmp_path):
     output_dir = tmp_path / "ddp"
     args = quick_args(tiny_config, output_dir, "--max_steps", "3", "--ddp_backend", "gloo", "--eval_strategy", "no")
     command = [str(Path(sys.executable).parent / LAUNCHERS[launcher][0]), *LAUNCHERS[launcher][1:]]
-    result = run_script(SAVE_RANK_WEIGHTS.format(args=args), tmp_path, *command)
+    result = run_script(SAVE_RANK_WEIGHTS.format(args=args, load_train=LOAD_TRAIN), tmp_path, *command)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys() and len(ranks[0]) > 0
