@@ -5,7 +5,7 @@ VENV := .venv
 # e.g. `make test TORCH=torch` (any torch >= 2.13 works).
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test train-headline clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+# The three headline models with one shared recipe (about 75 minutes on the 2-core machine; resumable).
+DATA ?= ../shared/data/cifar10
+train-headline: setup
+	for preset in vanilla loopy deep; do \
+		$(VENV)/bin/python scripts/train.py configs/train/cpu.yaml --config_name $$preset \
+			--dataset_name $(DATA) --output_dir out/headline/$$preset --disable_tqdm true || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) out
