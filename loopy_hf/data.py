@@ -12,25 +12,26 @@ IMAGE_COLUMNS = ("img", "image")
 LABEL_COLUMNS = ("label", "labels", "fine_label")
 
 
+def _find_column(features: Features, dataset_name: str, name: str | None, candidates: tuple[str, ...],
+                 feature_type: type, flag: str) -> str:
+    if name is None:
+        name = next((c for c in candidates if isinstance(features.get(c), feature_type)), None)
+    if name not in features or not isinstance(features[name], feature_type):
+        kind = "image" if feature_type is Image else "label"
+        raise ValueError(
+            f"dataset {dataset_name!r} has no {kind} column {name or candidates!r}: its columns are {list(features)}; "
+            f"allowed: a column of type {feature_type.__name__}, named with {flag}"
+        )
+    return name
+
+
 def find_columns(features: Features, dataset_name: str, image_column: str | None = None,
                  label_column: str | None = None) -> tuple[str, str]:
     """The image and label columns: the ones named, else the first known name with the right feature type."""
-    columns = list(features)
-    if image_column is None:
-        image_column = next((c for c in IMAGE_COLUMNS if isinstance(features.get(c), Image)), None)
-    if image_column not in features or not isinstance(features[image_column], Image):
-        raise ValueError(
-            f"dataset {dataset_name!r} has no image column {image_column or IMAGE_COLUMNS!r}: its columns are "
-            f"{columns}; allowed: an Image column, named with --image_column_name"
-        )
-    if label_column is None:
-        label_column = next((c for c in LABEL_COLUMNS if isinstance(features.get(c), ClassLabel)), None)
-    if label_column not in features or not isinstance(features[label_column], ClassLabel):
-        raise ValueError(
-            f"dataset {dataset_name!r} has no label column {label_column or LABEL_COLUMNS!r}: its columns are "
-            f"{columns}; allowed: a ClassLabel column, named with --label_column_name"
-        )
-    return image_column, label_column
+    return (
+        _find_column(features, dataset_name, image_column, IMAGE_COLUMNS, Image, "--image_column_name"),
+        _find_column(features, dataset_name, label_column, LABEL_COLUMNS, ClassLabel, "--label_column_name"),
+    )
 
 
 def load_train_validation(
