@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForImageClassification, Trainer, set_seed
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, Trainer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from loopy_hf import LoopyConfig, LoopyForImageClassification, image_processor_for, load_preset, save_checkpoint
@@ -116,7 +116,13 @@ def main(argv: list[str] | None = None, callbacks: tuple = ()) -> dict:
         decoded = {name: decode_images(split, image_column, label_column, config.num_channels)
                    for name, split in splits.items()}
 
-    processor = image_processor_for(config, data_args.image_mean, data_args.image_std)
+    if model_args.model_name_or_path and not (data_args.image_mean or data_args.image_std):
+        # Fine-tuning keeps the checkpoint's own preprocessing.
+        processor = AutoImageProcessor.from_pretrained(model_args.model_name_or_path,
+                                                       revision=model_args.model_revision,
+                                                       trust_remote_code=model_args.trust_remote_code)
+    else:
+        processor = image_processor_for(config, data_args.image_mean, data_args.image_std)
     transform = dict(image_mean=processor.image_mean, image_std=processor.image_std,
                      crop_padding=data_args.crop_padding, channels_last=model_args.channels_last)
     train_dataset = DecodedImages(*decoded["train"], BatchTransform(augment=data_args.augmentation != "none",
