@@ -84,9 +84,9 @@ def default_repo_id(folder: Path) -> str:
 def build_upload_folder(folder: Path, evaluation: Path | None, repo_id: str, target: Path) -> Path:
     """Copy what is published into `target` and render the model card there."""
     target.mkdir(parents=True, exist_ok=True)
+    # Evaluation files come from --evaluation, or from the folder itself (a published folder carries them).
     sources = [folder / name for name in (*MODEL_FILES, *code_files(folder), *TRAINING_FILES)]
-    if evaluation is not None:
-        sources += [evaluation / name for name in EVALUATION_FILES]
+    sources += [(evaluation or folder) / name for name in EVALUATION_FILES]
     for source in sources:
         if source.is_file():
             shutil.copy2(source, target / source.name)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import load_script
+from conftest import DATA_DIR, load_script
 
 fetch = load_script("fetch_cifar10")
 
@@ -40,9 +40,7 @@ def test_split_is_decoded_nhwc_and_verified(tmp_path):
 
 def test_source_hashes_are_those_of_the_shared_data_readme():
     source = json.loads(fetch.SOURCE.read_text())
-    readme = (fetch.SOURCE.parents[2].parent / "shared" / "data" / "README.md")
-    if readme.is_file():
-        text = readme.read_text()
-        assert source["tarball_sha256"] in text
-        for spec in source["splits"].values():
-            assert spec["images_sha256"] in text and spec["labels_sha256"] in text
+    text = (DATA_DIR / "README.md").read_text()
+    assert source["tarball_sha256"] in text
+    for spec in source["splits"].values():
+        assert spec["images_sha256"] in text and spec["labels_sha256"] in text
