@@ -6,10 +6,13 @@ Importing the package registers `LoopyConfig` and the models with the Auto class
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
+from .checkpoint import save_checkpoint
 from .configuration_loopy import LoopyConfig
 from .image_processing_loopy import LoopyImageProcessor
+from .model_stats import count_flops, count_parameters
 from .modeling_loopy import LoopyForImageClassification, LoopyModel, LoopyPreTrainedModel
-
+from .preprocessing import image_processor_for
+from .presets import list_presets, load_preset
 
 AutoConfig.register("loopy", LoopyConfig)
 AutoModel.register(LoopyConfig, LoopyModel)
@@ -20,12 +23,6 @@ LoopyConfig.register_for_auto_class()
 LoopyModel.register_for_auto_class("AutoModel")
 LoopyForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 LoopyImageProcessor.register_for_auto_class("AutoImageProcessor")
-
-from .checkpoint import save_checkpoint  # noqa: E402
-from .model_stats import count_flops, count_parameters  # noqa: E402
-from .preprocessing import image_processor_for  # noqa: E402
-from .presets import list_presets, load_preset  # noqa: E402
-
 
 __all__ = [
     "LoopyConfig",
