@@ -57,8 +57,9 @@ class DataTrainingArguments:
     image_mean: list[float] | None = field(
         default=None, metadata={"help": "Normalization mean (default: CIFAR-10 or MNIST statistics)."}
     )
-    image_std: list[float] | None = field(
-        default=None, metadata={"help": "Normalization std; [1, 1, 1] gives the paper's mean subtraction."}
+    image_std: list[float] | None = field(default=None, metadata={"help": "Normalization std."})
+    mean_subtraction_only: bool = field(
+        default=False, metadata={"help": "Subtract the mean without dividing by the std (the paper's preprocessing)."}
     )
     overwrite_output_dir: bool = field(
         default=False,

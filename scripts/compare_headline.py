@@ -68,12 +68,17 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoints", type=Path, default=REPO_ROOT / "checkpoints" / "lnn")
     parser.add_argument("--output_dir", type=Path, default=REPO_ROOT / "results")
+    parser.add_argument("--write_readme", action="store_true", help="also put the table into README.md")
     args = parser.parse_args(argv)
     result = build(args.checkpoints)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "headline.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.output_dir / "headline.md").write_text(markdown(result))
     print(markdown(result))
+    if args.write_readme:
+        from readme_sections import write_section  # scripts/ is this script's own folder
+
+        write_section("headline-results", markdown(result))
     return result
 
 

@@ -116,13 +116,15 @@ def main(argv: list[str] | None = None, callbacks: tuple = ()) -> dict:
         decoded = {name: decode_images(split, image_column, label_column, config.num_channels)
                    for name, split in splits.items()}
 
-    if model_args.model_name_or_path and not (data_args.image_mean or data_args.image_std):
+    if model_args.model_name_or_path and not (data_args.image_mean or data_args.image_std
+                                              or data_args.mean_subtraction_only):
         # Fine-tuning keeps the checkpoint's own preprocessing.
         processor = AutoImageProcessor.from_pretrained(model_args.model_name_or_path,
                                                        revision=model_args.model_revision,
                                                        trust_remote_code=model_args.trust_remote_code)
     else:
-        processor = image_processor_for(config, data_args.image_mean, data_args.image_std)
+        std = [1.0] * config.num_channels if data_args.mean_subtraction_only else data_args.image_std
+        processor = image_processor_for(config, data_args.image_mean, std)
     transform = dict(image_mean=processor.image_mean, image_std=processor.image_std,
                      crop_padding=data_args.crop_padding, channels_last=model_args.channels_last)
     train_dataset = DecodedImages(*decoded["train"], BatchTransform(augment=data_args.augmentation != "none",
