@@ -84,16 +84,15 @@ def _given_flags(parser: HfArgumentParser, argv: list[str]) -> dict:
 
 
 def parse_training_arguments(argv: list[str] | None = None) -> tuple:
-    """`[recipe.yaml] [--flag value ...]` -> (ModelArguments, DataTrainingArguments, TrainingArguments).
+    """`[recipe.yaml] [--flag value ...]` -> (ModelArguments, DataTrainingArguments, TrainingArguments, recipe path).
 
     The recipe's keys are the dataclasses' fields; flags override them. An unknown key in the recipe is an error.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    recipe = {}
-    if argv and argv[0].endswith((".yaml", ".yml")):
-        recipe = _read_recipe(Path(argv.pop(0)))
+    recipe_path = argv.pop(0) if argv and argv[0].endswith((".yaml", ".yml")) else None
+    recipe = _read_recipe(Path(recipe_path)) if recipe_path else {}
     overrides = _given_flags(HfArgumentParser(ARGUMENT_CLASSES), argv)
-    return HfArgumentParser(ARGUMENT_CLASSES).parse_dict({**recipe, **overrides})
+    return (*HfArgumentParser(ARGUMENT_CLASSES).parse_dict({**recipe, **overrides}), recipe_path)
 
 
 def _read_recipe(path: Path) -> dict:

@@ -91,8 +91,7 @@ def compute_accuracy(eval_prediction) -> dict:
 
 
 def main(argv: list[str] | None = None, callbacks: tuple = ()) -> dict:
-    recipe = next((a for a in (argv if argv is not None else sys.argv[1:])[:1] if a.endswith((".yaml", ".yml"))), None)
-    model_args, data_args, training_args = parse_training_arguments(argv)
+    model_args, data_args, training_args, recipe = parse_training_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
                         handlers=[logging.StreamHandler(sys.stdout)])
     logger.setLevel(logging.INFO if training_args.should_log else logging.WARNING)
