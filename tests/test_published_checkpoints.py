@@ -7,6 +7,7 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+import loopy_hf  # noqa: F401 - registers the loopy classes with the Auto classes
 from conftest import REPO_ROOT
 
 CHECKPOINTS = REPO_ROOT / "checkpoints" / "lnn"
