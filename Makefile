@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/python scripts/demo.py
+	$(VENV)/bin/python scripts/main_job.py
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
