@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, Features, Image, load_dataset
+from datasets import ClassLabel, Features, Image, load_dataset
 from safetensors.torch import save_file
 
 from conftest import DATA_DIR, REPO_ROOT, load_script
