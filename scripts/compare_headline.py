@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from loopy_hf.comparison import compare_accuracies
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = {"vanilla": "loopy-cifar10-vanilla", "loopy": "loopy-cifar10", "deep": "loopy-cifar10-deep"}
 
@@ -21,14 +23,6 @@ def load_row(folder: Path) -> dict:
     return {"training": training, "evaluation": evaluation}
 
 
-def compare(better: dict, worse: dict) -> str:
-    """`better` beats `worse` significantly, within noise, or not at all."""
-    (b_low, _), (_, w_high) = better["accuracy_ci95"], worse["accuracy_ci95"]
-    if better["accuracy"] <= worse["accuracy"]:
-        return "no"
-    return "yes" if b_low > w_high else "higher, but the 95% intervals overlap"
-
-
 def build(checkpoints: Path) -> dict:
     paper = json.loads((REPO_ROOT / "configs" / "data" / "paper_results.json").read_text())
     rows = {name: load_row(checkpoints / repo) for name, repo in HEADLINE.items()}
@@ -36,9 +30,9 @@ def build(checkpoints: Path) -> dict:
     return {
         "rows": rows, "paper": paper,
         "claims": {
-            "loopy beats vanilla": compare(ev["loopy"], ev["vanilla"]),
-            "loopy beats deep": compare(ev["loopy"], ev["deep"]),
-            "deep beats vanilla": compare(ev["deep"], ev["vanilla"]),
+            "loopy beats vanilla": compare_accuracies(ev["loopy"], ev["vanilla"]),
+            "loopy beats deep": compare_accuracies(ev["loopy"], ev["deep"]),
+            "deep beats vanilla": compare_accuracies(ev["deep"], ev["vanilla"]),
         },
     }
 
