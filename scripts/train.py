@@ -27,6 +27,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 from transformers.trainer_utils import get_last_checkpoint
 
 from loopy_hf import LoopyConfig, LoopyForImageClassification, image_processor_for, load_preset, save_checkpoint
+from loopy_hf.allocator import retain_freed_memory
 from loopy_hf.augmentation import BatchTransform
 from loopy_hf.data import DecodedImages, collate_batch, decode_images, load_train_validation
 from loopy_hf.machine import describe_machine
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None, callbacks: tuple = ()) -> dict:
                                                                     **transform), seed=training_args.seed)
     eval_dataset = DecodedImages(*decoded["validation"], BatchTransform(**transform))
 
+    if training_args.device.type == "cpu":
+        retain_freed_memory()
     if model_args.model_name_or_path:
         model = AutoModelForImageClassification.from_pretrained(
             model_args.model_name_or_path, config=config, revision=model_args.model_revision,
