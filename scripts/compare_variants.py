@@ -87,7 +87,7 @@ def markdown(result: dict) -> str:
     lines += ["", f"Test split: {first['num_samples']:,} images of `{first['dataset']}`; with several seeds the "
               f"accuracy is mean ± std (each seed listed). Training: `{training['recipe']}` "
               f"({training['optimizer']} {training['learning_rate']}, batch {training['batch_size']}, "
-              f"{training['augmentation']} augmentation), {training['precision']}, {training['epochs']} epochs, on "
+              f"augmentation: {training['augmentation']}), {training['precision']}, {training['epochs']} epochs, on "
               f"{training['machine']}.", "", "| the paper's ordering | holds here? (per seed: do the 95% intervals "
               "separate?) |", "|---|---|"]
     lines += [f"| {claim} | {verdict} |" for claim, verdict in result["claims"].items()]
