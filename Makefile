@@ -42,7 +42,7 @@ train-mnist: setup
 	done
 
 # The paper's experiment variants (paper-* presets) with the paper's recipe at batch 32, bf16 autocast on the CPU
-# (AMX) to fit the budget: 6 epochs each, about 45 minutes for the five. `make train-variants SEED=1` adds a seed.
+# (AMX) to fit the budget: 6 epochs each, about 50 minutes for the five. `make train-variants SEED=1` adds a seed.
 VARIANTS := paper-vanilla paper-loopy paper-deep-untied paper-add-layer paper-mul-layer
 SEED ?= 0
 train-variants: setup
