@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from loopy_hf.comparison import compare_accuracies
+from loopy_hf.comparison import compare_accuracies, format_accuracy, format_per_unroll
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = {"vanilla": "loopy-cifar10-vanilla", "loopy": "loopy-cifar10", "deep": "loopy-cifar10-deep"}
@@ -42,11 +42,9 @@ def markdown(result: dict) -> str:
              "| best validation | training time | paper's test accuracy |", "|---|---|---:|---:|---|---|---:|---:|---:|"]
     for name, row in result["rows"].items():
         ev, tr = row["evaluation"], row["training"]
-        low, high = ev["accuracy_ci95"]
-        unrolls = ", ".join(f"{a:.1%}" for _, a in ev["accuracy_per_unroll"]) or "-"
         lines.append(
             f"| {name} | `lnn/{HEADLINE[name]}` | {ev['parameters']:,} | {ev['gflops_per_image']:.3f} | "
-            f"**{ev['accuracy']:.2%}** ({low:.2%} - {high:.2%}) | {unrolls} | {tr['validation_accuracy']} | "
+            f"{format_accuracy(ev, bold=True)} | {format_per_unroll(ev)} | {tr['validation_accuracy']} | "
             f"{tr['wall_time']} | {result['paper']['test_accuracy'][name]:.1%} |"
         )
     any_row = next(iter(result["rows"].values()))

@@ -17,7 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
-from loopy_hf.comparison import compare_accuracies
+from loopy_hf.comparison import compare_accuracies, format_accuracy, format_per_unroll
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "results" / "variants"
@@ -55,14 +55,13 @@ def build(runs: Path, evaluation_file: Path) -> dict:
     paper = json.loads((REPO_ROOT / "configs" / "data" / "paper_results.json").read_text())
     rows = load_runs(runs, evaluation_file, paper["variant_presets"])
     claims = {f"{better} beats {worse}": judge(rows[better], rows[worse]) for better, worse in paper["variant_claims"]}
-    return {"rows": rows, "presets": paper["variant_presets"], "paper": paper, "claims": claims}
+    return {"rows": rows, "paper": paper, "claims": claims}
 
 
 def accuracy_cell(seeds: list[dict]) -> str:
     accuracies = [run["evaluation"]["accuracy"] for run in seeds]
     if len(accuracies) == 1:
-        low, high = seeds[0]["evaluation"]["accuracy_ci95"]
-        return f"**{accuracies[0]:.2%}** ({low:.2%} - {high:.2%})"
+        return format_accuracy(seeds[0]["evaluation"], bold=True)
     listed = ", ".join(f"{a:.2%}" for a in accuracies)
     return f"**{statistics.mean(accuracies):.2%} ± {statistics.stdev(accuracies):.2%}** ({listed})"
 
@@ -74,11 +73,10 @@ def markdown(result: dict) -> str:
              "|---|---|---:|---:|---:|---|---|---|---|---:|---:|"]
     for name, seeds in result["rows"].items():
         first = seeds[0]["evaluation"]
-        unrolls = ", ".join(f"{a:.1%}" for _, a in first["accuracy_per_unroll"]) or "-"
         batch_32 = paper["batch_32_test_accuracy"].get(name)
         lines.append(
-            f"| {name} | `{result['presets'][name]}` | {len(seeds)} | {first['parameters']:,} | "
-            f"{first['gflops_per_image']:.3f} | {accuracy_cell(seeds)} | {unrolls} | "
+            f"| {name} | `{paper['variant_presets'][name]}` | {len(seeds)} | {first['parameters']:,} | "
+            f"{first['gflops_per_image']:.3f} | {accuracy_cell(seeds)} | {format_per_unroll(first)} | "
             f"{', '.join(run['training']['validation_accuracy'] for run in seeds)} | "
             f"{', '.join(run['training']['wall_time'] for run in seeds)} | {paper['test_accuracy'][name]:.1%} | "
             f"{f'{batch_32:.1%}' if batch_32 else '-'} |"

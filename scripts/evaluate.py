@@ -36,6 +36,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from transformers import AutoImageProcessor, AutoModelForImageClassification  # noqa: E402
 
 import loopy_hf  # noqa: E402,F401 - registers the loopy classes with the Auto classes
+from loopy_hf.comparison import format_accuracy, format_per_unroll  # noqa: E402
 from loopy_hf.data import find_columns  # noqa: E402
 from loopy_hf.machine import describe_machine  # noqa: E402
 from loopy_hf.metrics import IMAGE_CLASSIFICATION_METRIC  # noqa: E402
@@ -164,10 +165,8 @@ def comparison_table(results: list[dict]) -> str:
     rows = ["| model | commit | images | top-1 accuracy (95% CI) | accuracy per unroll 1..k | parameters | img/s |",
             "|---|---|---:|---|---|---:|---:|"]
     for r in results:
-        low, high = r["accuracy_ci95"]
-        unrolls = ", ".join(f"{a:.1%}" for _, a in r["accuracy_per_unroll"]) or "-"
-        rows.append(f"| `{r['model']}` | {(r['commit'] or 'local')[:8]} | {r['num_samples']:,} | {r['accuracy']:.2%} "
-                    f"({low:.2%} - {high:.2%}) | {unrolls} | {r['parameters']:,} | {r['images_per_second']:.0f} |")
+        rows.append(f"| `{r['model']}` | {(r['commit'] or 'local')[:8]} | {r['num_samples']:,} | {format_accuracy(r)} "
+                    f"| {format_per_unroll(r)} | {r['parameters']:,} | {r['images_per_second']:.0f} |")
     return "\n".join(rows) + "\n"
 
 

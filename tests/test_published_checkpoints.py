@@ -30,3 +30,10 @@ def test_published_checkpoint_matches_its_card_on_real_test_images(repo, cifar10
     labels = torch.tensor([r["label"] for r in cifar10_test_rows])
     # The first 16 test images: the checkpoint's own evaluation files say >60% over 10,000; demand clearly above chance.
     assert (logits.argmax(-1) == labels).float().mean() >= 0.4
+
+
+@pytest.mark.parametrize("repo", REPOS)
+def test_published_remote_code_is_the_package_code(repo):
+    # The code files are in each folder so that `trust_remote_code` works without loopy_hf; they must not drift.
+    for name in ("modeling_loopy.py", "configuration_loopy.py"):
+        assert (CHECKPOINTS / repo / name).read_text() == (REPO_ROOT / "loopy_hf" / name).read_text()
